@@ -7,7 +7,8 @@ import torch
 from .data import ShiftedSplit
 from .methods import Method
 
-EVAL_BATCH_SIZE = 2048
+# Larger batches were slower on a 2-core CPU (cache pressure); see BENCHMARKS.md.
+EVAL_BATCH_SIZE = 256
 
 
 def predict_labels(method: Method, images: torch.Tensor, batch_size: int = EVAL_BATCH_SIZE) -> torch.Tensor:

@@ -36,9 +36,9 @@ def _in_kernel() -> bool:
     return shell is not None and getattr(shell, "kernel", None) is not None
 
 
-def progress_bar(total: int, description: str, enabled: bool = True) -> tqdm:
-    """Return a tqdm bar over ``total`` steps that suits where the code runs."""
-    options = {"total": total, "desc": description, "disable": not enabled, "unit": "step", "mininterval": 1.0}
+def progress_bar(total: int, description: str, enabled: bool = True, unit: str = "step") -> tqdm:
+    """Return a tqdm bar over ``total`` units that suits where the code runs."""
+    options = {"total": total, "desc": description, "disable": not enabled, "unit": unit, "mininterval": 1.0}
     if enabled and _in_kernel():
         return tqdm(file=_DisplayLine(), ascii=True, ncols=100, **options)
     return tqdm(**options)
