@@ -1,10 +1,15 @@
 # Two entry points do all set-up on a fresh machine:
-#   make study   runs the main job and writes results/
+#   make study   runs the main job (the study on real MNIST) and writes results/report.html
 #   make test    runs the test suite (what CI runs)
+# `make study PROFILE=quick` runs the small demo grid; PROFILE=full the whole grid.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+PROFILE ?= default
+STUDY := results/studies/$(PROFILE)
+REPORT := $(if $(filter default,$(PROFILE)),results/report.html,$(STUDY)/report.html)
+PAPERMILL := $(BIN)/papermill --cwd notebooks
 
 .PHONY: setup data study train test clean-runs
 
@@ -21,9 +26,16 @@ data: setup
 
 # One shiftedMNIST run with the defaults of notebooks/02_train.ipynb.
 train: data
-	$(BIN)/papermill notebooks/02_train.ipynb results/02_train.ipynb --cwd notebooks
+	$(PAPERMILL) notebooks/02_train.ipynb results/02_train.ipynb
 
-study: train
+# The study: data tour, sweep (resumable), analysis, report, HTML.
+study: data
+	mkdir -p $(STUDY)/notebooks
+	$(PAPERMILL) notebooks/01_data.ipynb $(STUDY)/notebooks/01_data.ipynb -p profile $(PROFILE)
+	$(PAPERMILL) notebooks/03_sweep.ipynb $(STUDY)/notebooks/03_sweep.ipynb -p profile $(PROFILE)
+	$(PAPERMILL) notebooks/04_analysis.ipynb $(STUDY)/notebooks/04_analysis.ipynb -p profile $(PROFILE)
+	$(PAPERMILL) notebooks/05_report.ipynb $(STUDY)/notebooks/05_report.ipynb -p profile $(PROFILE)
+	$(BIN)/python -m ifm_core.report $(STUDY)/notebooks/05_report.ipynb $(REPORT)
 
 test: setup
 	$(BIN)/python -m pytest

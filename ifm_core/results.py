@@ -198,3 +198,20 @@ def write_study_table(study_folder: Path, sweep_info: dict) -> pd.DataFrame:
     }
     write_json_atomic(study_folder / "sweep.json", info)
     return runs
+
+
+def load_histories(runs: pd.DataFrame) -> pd.DataFrame:
+    """Return a long table of per-epoch history rows for the complete runs in ``runs``."""
+    frames = []
+    for run in complete(runs).itertuples():
+        history = pd.DataFrame(json.loads((Path(run.folder) / "history.json").read_text()))
+        frames.append(history.assign(run_name=run.run_name, cue_type=run.cue_type, variant=run.variant, seed=run.seed))
+    return pd.concat(frames, ignore_index=True)
+
+
+def read_runs_table(study_folder: Path) -> pd.DataFrame:
+    """Read the ``runs.csv`` that :func:`write_study_table` wrote; no run folders are needed."""
+    path = Path(study_folder) / "runs.csv"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing; run notebooks/03_sweep.ipynb for this profile first")
+    return pd.read_csv(path)

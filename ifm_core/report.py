@@ -1,0 +1,205 @@
+"""Verdicts on the claims under test, derived from the study's tables, and HTML rendering.
+
+Each verdict is computed from confidence intervals, never written by hand:
+"supported" needs the effect in every cue type with its 95% interval
+excluding zero, "partly" the effect in some cue types or with caveats, and
+"not supported" no cue type where it holds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+from nbconvert import HTMLExporter
+from nbconvert.preprocessors import CoalesceStreamsPreprocessor
+
+from .atomic import write_atomic
+from .results import complete, mean_ci, paired_difference
+
+SUPPORTED = "supported"
+PARTLY = "partly"
+NOT_SUPPORTED = "not supported"
+INCONCLUSIVE = "inconclusive: fewer than 2 seeds"
+
+# A drop of at least this much accuracy between the training distribution
+# and the shifted test counts as relying on the cue.
+SHORTCUT_DROP = 0.2
+
+
+@dataclass(frozen=True)
+class Verdict:
+    claim: str
+    verdict: str
+    evidence: str
+
+
+def _grade(holds: list[bool | None]) -> str:
+    """Grade per-cue results, where None marks a cue type without a confidence interval."""
+    known = [value for value in holds if value is not None]
+    if not known:
+        return INCONCLUSIVE
+    if len(known) == len(holds) and all(known):
+        return SUPPORTED
+    return PARTLY if any(known) else NOT_SUPPORTED
+
+
+def _above(low: float, threshold: float = 0.0) -> bool | None:
+    """Return whether an interval's lower end exceeds ``threshold``; None when there is no interval."""
+    return None if math.isnan(low) else bool(low > threshold)
+
+
+def _interval(mean: float, low: float, high: float) -> str:
+    return f"{mean:+.3f} [{low:+.3f}, {high:+.3f}]"
+
+
+def shortcut_verdict(runs: pd.DataFrame, probes: pd.DataFrame | None = None) -> Verdict:
+    """Claim 1: cross-entropy learns the easy cue and neglects the correlated shape feature.
+
+    Holds in a cue type when CE's accuracy drops by more than ``SHORTCUT_DROP``
+    from in-distribution to shifted test (interval excluding the threshold)
+    and the oracle beats CE on the shifted test (paired interval above zero).
+    If a linear probe still reads the digit from CE's penultimate features
+    far above chance, the feature is underused rather than discarded, and the
+    verdict can be at most "partly".
+    """
+    done = complete(runs)
+    ce = done[done["variant"] == "ce"]
+    holds: list[bool | None] = []
+    lines = []
+    oracle_gap = paired_difference(runs, "oracle", "ce", "shifted_accuracy").set_index("cue_type")
+    for cue_type, group in ce.groupby("cue_type"):
+        drop = mean_ci(group["in_distribution_accuracy"] - group["shifted_accuracy"])
+        gap = oracle_gap.loc[cue_type] if cue_type in oracle_gap.index else None
+        gap_holds = _above(gap["ci_low"]) if gap is not None else False
+        drop_holds = _above(drop[1], SHORTCUT_DROP)
+        holds.append(None if None in (drop_holds, gap_holds) else drop_holds and gap_holds)
+        gap_text = _interval(gap["difference"], gap["ci_low"], gap["ci_high"]) if gap is not None else "n/a"
+        lines.append(
+            f"{cue_type}: CE accuracy drop from q = p to q = 0.1 {_interval(*drop)}; "
+            f"oracle minus CE on the shifted test {gap_text}"
+        )
+    verdict = _grade(holds)
+    if probes is not None and verdict == SUPPORTED:
+        digit = probes[(probes["variant"] == "ce") & (probes["target"] == "digit") & (probes["tap"] == "fc")]
+        if not digit.empty and digit["accuracy"].mean() > 0.5:
+            verdict = PARTLY
+            lines.append(
+                f"but a linear probe reads the digit from CE's penultimate features with accuracy "
+                f"{digit['accuracy'].mean():.3f}: the shape feature is underused, not discarded"
+            )
+    return Verdict("1. Cross-entropy learns only the most discriminative feature", verdict, "; ".join(lines))
+
+
+def feature_verdict(probes: pd.DataFrame, ifm_variant_by_cue: dict[str, str], tap: str = "fc") -> Verdict:
+    """Claim 2: IFM keeps the correlated feature: more digit information at ``tap`` than CE, paired by seed."""
+    holds: list[bool | None] = []
+    lines = []
+    digit = probes[(probes["target"] == "digit") & (probes["tap"] == tap)]
+    for cue_type, variant in sorted(ifm_variant_by_cue.items()):
+        cue = digit[digit["cue_type"] == cue_type]
+        ifm = cue[cue["variant"] == variant].set_index("seed")["mi_bits"]
+        ce = cue[cue["variant"] == "ce"].set_index("seed")["mi_bits"]
+        difference = (ifm - ce).dropna()
+        if difference.empty:
+            lines.append(f"{cue_type}: no paired probe results")
+            holds.append(False)
+            continue
+        mean, low, high = mean_ci(difference)
+        holds.append(_above(low))
+        lines.append(
+            f"{cue_type}: I({tap}; digit) of {variant} minus CE {_interval(mean, low, high)} bits "
+            f"over {len(difference)} seeds"
+        )
+    return Verdict("2. IFM keeps the correlated (digit shape) feature", _grade(holds), "; ".join(lines))
+
+
+def shift_verdict(runs: pd.DataFrame, ifm_variant_by_cue: dict[str, str]) -> Verdict:
+    """Claim 3: IFM, its weight chosen on validation data, beats CE on the shifted test (paired by seed)."""
+    holds: list[bool | None] = []
+    lines = []
+    for cue_type, variant in sorted(ifm_variant_by_cue.items()):
+        differences = paired_difference(runs[runs["cue_type"] == cue_type], variant, "ce", "shifted_accuracy")
+        if differences.empty:
+            lines.append(f"{cue_type}: no paired runs")
+            holds.append(False)
+            continue
+        row = differences.iloc[0]
+        holds.append(_above(row["ci_low"]))
+        lines.append(
+            f"{cue_type}: shifted accuracy of {variant} minus CE "
+            f"{_interval(row['difference'], row['ci_low'], row['ci_high'])} over {row['n_pairs']} seeds "
+            f"(paired t-test p = {row['p_value']:.3g})"
+        )
+    return Verdict("3. IFM classifies better than CE under shift", _grade(holds), "; ".join(lines))
+
+
+def verdict_table(verdicts: list[Verdict]) -> pd.DataFrame:
+    """Return the verdicts as a table with columns claim, verdict and evidence."""
+    return pd.DataFrame([vars(verdict) for verdict in verdicts])
+
+
+def render_html(notebook_path: Path, html_path: Path) -> Path:
+    """Render an executed notebook to one self-contained HTML file, without code cells.
+
+    Images are embedded as base64 by nbconvert; streams are merged and
+    carriage returns resolved, so progress output leaves one final line.
+    """
+    notebook = nbformat.read(notebook_path, as_version=4)
+    notebook, _ = CoalesceStreamsPreprocessor().preprocess(notebook, {})
+    exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
+    body, _ = exporter.from_notebook_node(notebook)
+    write_atomic(Path(html_path), lambda tmp: tmp.write_text(body, encoding="utf-8"))
+    return Path(html_path)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Render an executed report notebook to self-contained HTML.")
+    parser.add_argument("notebook", type=Path, help="executed notebook, e.g. the output of 05_report")
+    parser.add_argument("html", type=Path, help="HTML file to write")
+    arguments = parser.parse_args()
+    print(f"wrote {render_html(arguments.notebook, arguments.html)}")
+
+
+if __name__ == "__main__":
+    main()
+
+
+def interval_table(summary: pd.DataFrame, metrics: dict[str, str], variants: list[str] | None = None) -> pd.DataFrame:
+    """Format a ``summarize`` table as "mean [low, high]" strings, one column per metric.
+
+    ``metrics`` maps metric names to column titles; ``variants`` picks and
+    orders the rows (default: all).
+    """
+    rows = summary
+    if variants is not None:
+        order = {variant: index for index, variant in enumerate(variants)}
+        rows = summary[summary["variant"].isin(variants)]
+        rows = rows.assign(order=rows["variant"].map(order)).sort_values(["cue_type", "order"])
+    table = rows[["cue_type", "variant", "n", "n_failed"]].copy()
+    for metric, title in metrics.items():
+        table[title] = [
+            f"{mean:.3f} [{low:.3f}, {high:.3f}]" if not math.isnan(low) else f"{mean:.3f}"
+            for mean, low, high in zip(rows[metric], rows[f"{metric}_ci_low"], rows[f"{metric}_ci_high"])
+        ]
+    return table.set_index(["cue_type", "variant"])
+
+
+def notebook_durations(folder: Path) -> pd.DataFrame:
+    """Return the wall time papermill recorded for each executed notebook in ``folder``."""
+    rows = []
+    for path in sorted(Path(folder).glob("*.ipynb")):
+        metadata = nbformat.read(path, as_version=4).metadata.get("papermill", {})
+        rows.append(
+            {
+                "notebook": path.name,
+                "started": metadata.get("start_time"),
+                "seconds": metadata.get("duration"),
+                "parameters": metadata.get("parameters"),
+            }
+        )
+    return pd.DataFrame(rows)
