@@ -26,6 +26,8 @@ PARTLY = "partly"
 NOT_SUPPORTED = "not supported"
 INCONCLUSIVE = "inconclusive: fewer than 2 seeds"
 
+REPORT_TITLE = "IFM reproduction study: report"
+
 # A drop of at least this much accuracy between the training distribution
 # and the shifted test counts as relying on the cue.
 SHORTCUT_DROP = 0.2
@@ -152,7 +154,7 @@ def render_html(notebook_path: Path, html_path: Path) -> Path:
     notebook = nbformat.read(notebook_path, as_version=4)
     notebook, _ = CoalesceStreamsPreprocessor().preprocess(notebook, {})
     exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
-    body, _ = exporter.from_notebook_node(notebook)
+    body, _ = exporter.from_notebook_node(notebook, resources={"metadata": {"name": REPORT_TITLE}})
     write_atomic(Path(html_path), lambda tmp: tmp.write_text(body, encoding="utf-8"))
     return Path(html_path)
 

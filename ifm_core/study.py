@@ -8,7 +8,12 @@ from __future__ import annotations
 
 import pandas as pd
 
+from .analysis import load_trained_method, mechanism_summary, tsne_embedding
+from .data import SHIFTED_AGREEMENT, test_key
+from .evaluation import extract_taps
+from .progress import progress_bar
 from .results import SELECTION_RULES, SUMMARY_METRICS, complete, paired_difference, select_weight
+from .training import load_data
 
 
 def selection_table(runs: pd.DataFrame, ifm_top: int = 2) -> pd.DataFrame:
@@ -60,3 +65,59 @@ def stated_limits(runs: pd.DataFrame, mechanism_seeds: int) -> pd.DataFrame:
         "Both cues are synthetic and tied to MNIST; the study does not test natural images.",
     ]
     return pd.DataFrame({"limit": limits})
+
+
+def mechanism_tables(
+    runs: pd.DataFrame,
+    variants_by_cue: dict[str, list[str]],
+    *,
+    seeds: int,
+    n_images: int,
+    steps: int,
+    progress: bool = True,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Probe and measure the information flow of the first ``seeds`` complete runs of each variant.
+
+    Returns the concatenated probe and flow tables, each with the columns
+    ``cue_type`` and ``variant`` added so variants can be compared per seed.
+    """
+    done = complete(runs)
+    chosen = [
+        run
+        for cue_type, variants in variants_by_cue.items()
+        for variant in variants
+        for run in done[(done["cue_type"] == cue_type) & (done["variant"] == variant)]
+        .sort_values("seed")
+        .head(seeds)
+        .itertuples()
+    ]
+    probes, flows = [], []
+    bar = progress_bar(len(chosen), "mechanism", enabled=progress, unit="run")
+    with bar:
+        for run in chosen:
+            tables = mechanism_summary(run.folder, n_images=n_images, steps=steps, seed=int(run.seed))
+            probes.append(tables["probes"].assign(cue_type=run.cue_type, variant=run.variant))
+            flows.append(tables["flow"].assign(cue_type=run.cue_type, variant=run.variant))
+            bar.update(1)
+    return pd.concat(probes, ignore_index=True), pd.concat(flows, ignore_index=True)
+
+
+def tsne_of_shifted_test(folder: str, *, n_points: int, seed: int = 0) -> pd.DataFrame:
+    """Embed the penultimate (fc) features of a run's first ``n_points`` shifted test images with t-SNE.
+
+    Returns columns x, y, digit and cue, one row per image. The test split
+    only draws the picture here; it chooses nothing.
+    """
+    config, method = load_trained_method(folder)
+    shifted = load_data(config).tests[test_key(SHIFTED_AGREEMENT)]
+    images = shifted.images[:n_points]  # (n, 1, S, S)
+    features = extract_taps(method, images)["fc"]  # (n, hidden)
+    embedding = tsne_embedding(features, seed=seed)  # (n, 2)
+    return pd.DataFrame(
+        {
+            "x": embedding[:, 0],
+            "y": embedding[:, 1],
+            "digit": shifted.labels[:n_points].numpy(),
+            "cue": shifted.cues[:n_points].numpy(),
+        }
+    )

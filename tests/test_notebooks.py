@@ -52,3 +52,34 @@ def test_train_notebook_rejects_bad_parameter(tmp_path, name, value):
     assert "ConfigError" in completed.stderr
     assert name in completed.stderr
     assert not results.exists()
+
+
+def test_study_notebooks_render_report(tmp_path):
+    # The whole chain of `make study PROFILE=quick`, in a temporary results folder.
+    results = tmp_path / "results"
+    study = results / "studies" / "quick"
+    (study / "notebooks").mkdir(parents=True)
+    for notebook in ("01_data.ipynb", "03_sweep.ipynb", "04_analysis.ipynb", "05_report.ipynb"):
+        completed = run_papermill(notebook, study / "notebooks" / notebook, ["-p", "profile", "quick"], results)
+        assert completed.returncode == 0, f"{notebook}: {completed.stderr[-3000:]}"
+
+    from ifm_core.report import render_html
+
+    html = render_html(study / "notebooks" / "05_report.ipynb", tmp_path / "report.html").read_text()
+    for figure in ("fig1", "fig2", "fig3", "fig4", "fig5a", "fig5", "fig6"):
+        assert (study / "figures" / f"{figure}_{FIGURE_NAMES[figure]}.png").is_file(), figure
+    assert html.count("data:image/png;base64") >= 7
+    assert "Verdicts" in html
+    assert "\r" not in html
+    assert (study / "runs.csv").is_file()
+
+
+FIGURE_NAMES = {
+    "fig1": "cue_samples",
+    "fig2": "accuracy_vs_shift",
+    "fig3": "weight_sensitivity",
+    "fig4": "tsne_pixel",
+    "fig5a": "estimator_validation",
+    "fig5": "mi_per_layer_pixel",
+    "fig6": "training_curves",
+}
