@@ -60,6 +60,7 @@ class RunConfig:
         for spec in dataclasses.fields(self):
             if spec.name != "tags":
                 object.__setattr__(self, spec.name, _coerce(spec.name, getattr(self, spec.name), spec.type))
+        _check_tags(self.tags)
         self._check_ranges()
 
     @classmethod
@@ -152,6 +153,15 @@ class RunConfig:
                 f"batch_size={self.batch_size} is invalid for method 'ifm': a batch needs at least "
                 "2 images to have negative pairs; use batch_size >= 2"
             )
+
+
+def _check_tags(tags: Any) -> None:
+    """Reject tags that JSON cannot store, because the run record saves them in config.json."""
+    scalar = (str, int, float, bool, type(None))
+    if not isinstance(tags, dict) or not all(
+        isinstance(key, str) and isinstance(value, scalar) for key, value in tags.items()
+    ):
+        raise ConfigError(f"tags={tags!r} is invalid; use a dict of string keys and string or number values")
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:

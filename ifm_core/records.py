@@ -22,7 +22,7 @@ import torch
 
 from .atomic import write_atomic, write_json_atomic
 from .config import RunConfig
-from .paths import results_dir
+from .paths import RESULTS_DIR_VARIABLE, results_dir
 
 RUNS_FOLDER = "runs"
 STATUS_RUNNING = "running"
@@ -73,10 +73,25 @@ class RunRecord:
     history: list[dict[str, float]] = field(default_factory=list)
 
     def start(self, device: str) -> None:
-        """Clear files of an earlier attempt and write the configuration."""
-        self.folder.mkdir(parents=True, exist_ok=True)
+        """Clear files of an earlier attempt and write the configuration.
+
+        Raises OSError naming the folder and ``IFM_RESULTS_DIR`` when the
+        run folder cannot be created.
+        """
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise OSError(
+                f"cannot create the run folder {self.folder} ({error}); set {RESULTS_DIR_VARIABLE} "
+                "or pass results_root to use a writable folder"
+            ) from error
+        # status.json goes first, so a crash during the clean-up cannot leave
+        # an old "complete" next to a half-removed set of files.
         for name in ("status.json", "metrics.json", "history.json", "checkpoint.pt"):
             (self.folder / name).unlink(missing_ok=True)
+        # Temporary files of writes that an earlier attempt did not finish.
+        for leftover in self.folder.glob(".*.tmp"):
+            leftover.unlink(missing_ok=True)
         write_json_atomic(
             self.folder / "config.json",
             {

@@ -105,7 +105,9 @@ def mean_ci(values: Sequence[float], confidence: float = 0.95) -> tuple[float, f
 def summarize(runs: pd.DataFrame, metrics: Sequence[str] = SUMMARY_METRICS, by: Sequence[str] = GROUP) -> pd.DataFrame:
     """Return mean and 95% CI of each metric per group, with counts of complete and failed runs."""
     rows = []
-    for keys, group in runs.groupby(list(by), sort=True):
+    # dropna=False keeps runs whose config.json is unreadable (NaN group keys)
+    # as a group of their own, so their failures are counted, not dropped.
+    for keys, group in runs.groupby(list(by), sort=True, dropna=False):
         done = complete(group)
         row = dict(zip(by, keys if isinstance(keys, tuple) else (keys,)))
         row["n"] = len(done)

@@ -168,6 +168,9 @@ def _execute(todo: list[RunConfig], root: Path, workers: int) -> Iterable[tuple[
             yield _run_one(config.to_dict(), str(root))
         return
 
+    # NOTE: on the CPU the torch thread count changes the trained weights, so a
+    # sweep resumed with another number of workers can differ from an
+    # uninterrupted one. config.json records the count as environment.torch_threads.
     threads = max(1, torch.get_num_threads() // workers)
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(workers, mp_context=context, initializer=torch.set_num_threads, initargs=(threads,)) as pool:

@@ -83,6 +83,31 @@ def load_data(config: RunConfig) -> ShiftedMNIST:
     )
 
 
+def _check_data(config: RunConfig, data: ShiftedMNIST) -> None:
+    """Raise ConfigError unless ``data`` fits ``config``.
+
+    ``data`` must have the config's cue type, at least one batch of training
+    images and every test split the run is evaluated on.
+    """
+    if data.cue_type != config.cue_type:
+        raise ConfigError(
+            f"data were built for cue_type={data.cue_type!r}, but config has {config.cue_type!r}; "
+            "pass data=None or data built by load_data(config)"
+        )
+    if len(data.train) < config.batch_size:
+        raise ConfigError(
+            f"data has {len(data.train)} training images, fewer than batch_size={config.batch_size}; "
+            "lower batch_size or pass data=None to build the data from the config"
+        )
+    needed = [test_key(q) for q in evaluation_agreements(config)] + [test_key(None)]
+    missing = [key for key in needed if key not in data.tests]
+    if missing:
+        raise ConfigError(
+            f"data lacks the test splits {missing} that config is evaluated on; "
+            "pass data=None or data built by load_data(config)"
+        )
+
+
 def train(
     config: RunConfig,
     data: ShiftedMNIST | None = None,
@@ -99,9 +124,9 @@ def train(
     device = resolve_device(config.device)
     if data is None:
         data = load_data(config)
-    if data.cue_type != config.cue_type:
-        raise ConfigError(f"data were built for cue_type={data.cue_type!r}, but config has {config.cue_type!r}")
+    _check_data(config, data)
 
+    # Every check of the inputs comes before this line, so a bad input leaves no run folder.
     record = RunRecord(run_dir(config, results_root), config)
     record.start(str(device))
     try:
@@ -178,7 +203,7 @@ def _train_epoch(
         with _autocast(config, device):
             losses = method.losses(split.images[batch], split.labels[batch])
         if not torch.isfinite(losses["total"]):
-            raise NonFiniteLossError(_non_finite_message(losses, first_step + index + 1))
+            raise NonFiniteLossError(_non_finite_message(config, losses, first_step + index + 1))
 
         optimizer.zero_grad(set_to_none=True)
         losses["total"].backward()
@@ -191,9 +216,17 @@ def _train_epoch(
     return {name: total.item() for name, total in sums.items()}
 
 
-def _non_finite_message(losses: dict[str, torch.Tensor], step: int) -> str:
+def _non_finite_message(config: RunConfig, losses: dict[str, torch.Tensor], step: int) -> str:
     bad = [name for name, value in losses.items() if name != "total" and not torch.isfinite(value)]
-    terms = ", ".join(f"{name}={losses[name].item()}" for name in bad) or f"total={losses['total'].item()}"
+    parts = [f"{name}={losses[name].item()}" for name in bad]
+    if not parts:
+        # Every term is finite, so a weight times its term overflowed the dtype.
+        weights = {"ifm": config.ifm_weight, "sd": config.sd_weight}
+        for name, weight in weights.items():
+            product = weight * losses[name] if name in losses else None
+            if product is not None and not torch.isfinite(product):
+                parts.append(f"{name}_weight * {name} = {weight:g} * {losses[name].item():.4g} = {product.item()}")
+    terms = ", ".join(parts) or f"total={losses['total'].item()}"
     return (
         f"loss became non-finite at step {step} ({terms}); lower learning_rate or the loss weight, "
         "or try another estimator"
