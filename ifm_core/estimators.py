@@ -1,7 +1,7 @@
 """Variational lower bounds on mutual information, computed from critic scores.
 
 Every estimator takes a score matrix ``scores`` of shape ``(..., N, N)`` with
-``scores[..., i, j] = T(a_i, b_j)``: the diagonal holds the positive pairs
+``scores[..., i, j] = T(a_i, b_j)``: the diagonal contains the positive pairs
 (both views from the same image) and every off-diagonal entry is a negative
 pair (views from two different images), so no positive is ever counted as a
 negative. Leading dimensions are independent replicates (the spatial
@@ -68,9 +68,9 @@ def dv_bound(scores: torch.Tensor) -> torch.Tensor:
 def infonce_bound(scores: torch.Tensor) -> torch.Tensor:
     """Return mean_i [T_ii - log mean_j exp T_ij], at most log N.
 
-    The softmax over row i holds the one positive T_ii and the N - 1
-    negatives T_ij (j != i); this is the standard form, and the bound on
-    log N holds only with the positive included.
+    The softmax over row i contains the one positive T_ii and the N - 1
+    negatives T_ij (j != i). This is the standard form, and the log N bound
+    is valid only with the positive included.
     """
     N = _check_scores(scores)
     positive = scores.diagonal(dim1=-2, dim2=-1)  # (..., N)

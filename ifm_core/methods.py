@@ -2,8 +2,8 @@
 
 A method owns the network and any extra trainable parts (the IFM critics).
 ``losses(images, labels)`` returns a dict of named scalar losses whose
-``"total"`` entry is what the optimizer minimizes; the training loop logs
-every entry without knowing which method it runs. ``predict`` returns logits.
+``"total"`` entry is what the optimizer minimizes. The training loop logs
+every entry, so it never needs to know which method it runs. ``predict`` returns logits.
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ class SpectralDecouplingMethod(Method):
 
 @dataclass(frozen=True)
 class TrainingData:
-    """How a method changes the training images it is given."""
+    """The training images a method uses, as changes to the configured data."""
 
     train_cue_agreement: float
     show_digit: bool = True
@@ -100,7 +100,7 @@ def training_data(config: RunConfig) -> TrainingData:
     """Return the training images a method trains on.
 
     ``oracle`` trains with the cue drawn independently of the label, so only
-    the digit predicts it (the ceiling); ``cue_only`` sees the cue without
+    the digit predicts it (the ceiling); ``cue_only`` gets the cue without
     the digit (the floor). Every other method keeps the configured data.
     """
     if config.method == "oracle":

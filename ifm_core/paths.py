@@ -15,7 +15,7 @@ RESULTS_DIR_VARIABLE = "IFM_RESULTS_DIR"
 
 
 def repository_root() -> Path:
-    """Return the checkout that holds this package.
+    """Return the checkout that contains this package.
 
     An editable install (``pip install -e .``, what the Makefile does) keeps
     the package inside the checkout. For a plain install, the working

@@ -1,6 +1,6 @@
 """Per-run records on disk: one folder per run, written so a crash never leaves a half-written file.
 
-A run folder holds ``config.json`` (written first), ``history.json`` (one
+A run folder contains ``config.json`` (written first), ``history.json`` (one
 row per epoch, rewritten after each epoch), ``checkpoint.pt``,
 ``metrics.json`` and ``status.json``. Every file is written to a temporary
 name and renamed. ``status.json`` says ``running``, ``failed`` (with the

@@ -31,7 +31,7 @@ SUMMARY_METRICS = (
 GROUP = ("cue_type", "variant")
 PAIR_KEYS = ("cue_type", "seed", "data_seed")
 
-# Which validation metric each model-selection rule reads; the test split is
+# The validation metric each model-selection rule reads. The test split is
 # never used to choose anything.
 SELECTION_RULES = {
     "validation": "val_accuracy",  # validation drawn like training (q = p)

@@ -42,15 +42,16 @@ def paired_table(runs: pd.DataFrame, selection: pd.DataFrame, metrics=SUMMARY_ME
     return pd.concat(frames, ignore_index=True)
 
 
-def stated_limits(runs: pd.DataFrame, mechanism_seeds: int) -> pd.DataFrame:
-    """List what the evidence does not cover, with the study's own sizes filled in."""
+def stated_limits(runs: pd.DataFrame, mechanism_seeds: int, selection: pd.DataFrame | None = None) -> pd.DataFrame:
+    """List what the evidence does not cover, with the study's own sizes and choices filled in."""
     done = complete(runs)
     seeds = done.groupby(["cue_type", "variant"])["seed"].nunique()
+    seed_count = f"{seeds.min()}" if seeds.min() == seeds.max() else f"{seeds.min()} to {seeds.max()}"
     first = done.iloc[0]
     train_size = "all" if pd.isna(first["train_size"]) else f"{int(first['train_size']):,}"
     limits = [
-        f"Each configuration has {seeds.min()} to {seeds.max()} seeds; intervals from so few seeds are wide, "
-        "and a difference whose interval includes zero is not evidence of no effect.",
+        f"Each configuration has {seed_count} seeds. Intervals from so few seeds are wide, and a difference "
+        "whose interval includes zero is not evidence of no effect.",
         f"Every run trains a small CNN (three conv blocks) for {int(first['epochs'])} epochs on {train_size} "
         "training digits. Longer training, larger networks or other optimizers may change the balance between "
         "cue and shape.",
@@ -64,6 +65,14 @@ def stated_limits(runs: pd.DataFrame, mechanism_seeds: int) -> pd.DataFrame:
         "training steps.",
         "Both cues are synthetic and tied to MNIST; the study does not test natural images.",
     ]
+    if selection is not None:
+        largest = done.loc[done["method"] == "ifm", "weight"].max()
+        edge = selection[(selection["method"] == "ifm") & (selection["rank"] == 1) & (selection["weight"] == largest)]
+        for row in edge.itertuples():
+            limits.append(
+                f"Under the {row.rule} rule the best IFM weight on the {row.cue_type} cue is {largest:g}, the "
+                "largest weight tried, so a larger weight might do better still."
+            )
     return pd.DataFrame({"limit": limits})
 
 
@@ -77,6 +86,8 @@ def mechanism_tables(
     progress: bool = True,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Probe and measure the information flow of the first ``seeds`` complete runs of each variant.
+
+    Each run is probed on up to ``n_images`` of its own held-out images.
 
     Returns the concatenated probe and flow tables, each with the columns
     ``cue_type`` and ``variant`` added so variants can be compared per seed.
@@ -95,7 +106,9 @@ def mechanism_tables(
     bar = progress_bar(len(chosen), "mechanism", enabled=progress, unit="run")
     with bar:
         for run in chosen:
-            tables = mechanism_summary(run.folder, n_images=n_images, steps=steps, seed=int(run.seed))
+            # A profile's held-out split may be smaller than n_images; use all of it then.
+            images = min(n_images, int(run.val_size))
+            tables = mechanism_summary(run.folder, n_images=images, steps=steps, seed=int(run.seed))
             probes.append(tables["probes"].assign(cue_type=run.cue_type, variant=run.variant))
             flows.append(tables["flow"].assign(cue_type=run.cue_type, variant=run.variant))
             bar.update(1)

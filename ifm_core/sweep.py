@@ -122,7 +122,7 @@ def pending(configs: Iterable[RunConfig], root: Path | None = None) -> list[RunC
 
 @dataclass(frozen=True)
 class SweepOutcome:
-    """What a sweep did: runs trained now, runs found complete, and failures with their errors."""
+    """The outcome of a sweep: runs trained now, runs found complete, and failures with their errors."""
 
     trained: list[str]
     skipped: list[str]

@@ -37,7 +37,7 @@ class NonFiniteLossError(FloatingPointError):
 
 @dataclass
 class RunResult:
-    """What a finished run returns: its record folder, metrics, history and trained method."""
+    """The outcome of a finished run: its record folder, metrics, history and trained method."""
 
     folder: Path
     metrics: dict[str, Any]
