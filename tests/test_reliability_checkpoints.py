@@ -16,13 +16,7 @@ TINY = dict(train_size=256, val_size=128, test_size=128, epochs=1, batch_size=64
 PLAIN_TYPES = (torch.Tensor, str, int, float, bool, type(None))
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Train on one thread, which is fastest for these tiny runs on a busy machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module", params=["ce", "ifm"])

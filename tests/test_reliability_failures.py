@@ -6,7 +6,6 @@ import math
 import shutil
 
 import pytest
-import torch
 
 from ifm_core import losses
 from ifm_core.config import RunConfig
@@ -21,13 +20,7 @@ GOOD = RunConfig(method="ce", **TINY)
 OVERFLOW = RunConfig(method="ifm", ifm_weight=1e39, **TINY)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Train on one thread, which is fastest for these tiny runs on a busy machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_overflow_raises_at_step_one(tmp_path):

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import torch
 
 import ifm_core.records as records
 from ifm_core.config import RunConfig
@@ -80,13 +79,7 @@ run_sweep(configs, root, workers=1, progress=False)
 """
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Train on one thread: fast on a busy machine, and the same count as the subprocesses here."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def start_paused_sweep(stage: str, target: RunConfig, configs: list[RunConfig], root: Path, log: Path):
