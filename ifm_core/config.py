@@ -89,6 +89,14 @@ class RunConfig:
     def run_name(self) -> str:
         """Name a run folder after its main settings and its fingerprint."""
         weight = {"ifm": f"-w{self.ifm_weight:g}", "sd": f"-w{self.sd_weight:g}"}.get(self.method, "")
+        if self.method == "ifm":
+            # Non-default IFM options show in the name, not only in the hash.
+            weight += "".join(
+                f"-{option}"
+                for option, default in ((self.estimator, "jsd"), (self.critic, "global"))
+                if option != default
+            )
+            weight += "-input" if self.include_input else ""
         return (
             f"{self.method}{weight}-{self.cue_type}-p{self.train_cue_agreement:g}"
             f"-s{self.seed}-d{self.data_seed}-{self.fingerprint()}"
@@ -177,7 +185,7 @@ def _check_device(device: str) -> None:
 
 def _check_agreement(name: str, value: float) -> None:
     if not 0.0 <= value <= 1.0:
-        raise ConfigError(f"{name}={value!r} is outside [0, 1]; an agreement is a probability")
+        raise ConfigError(f"{name}={value!r} is outside [0, 1]; an agreement is a probability, so use a value from 0 to 1")
 
 
 def _coerce(name: str, value: Any, annotation: Any) -> Any:
