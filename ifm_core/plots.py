@@ -24,7 +24,14 @@ def save_figure(figure: Figure, folder: Path, name: str, dpi: int = 150) -> list
     paths = []
     for extension in FIGURE_FORMATS:
         path = Path(folder) / f"{name}.{extension}"
-        write_atomic(path, lambda tmp, ext=extension: figure.savefig(tmp, format=ext, dpi=dpi, bbox_inches="tight"))
+        # Without a creation date the PDF bytes depend only on the figure, so reruns leave git clean.
+        metadata = {"CreationDate": None} if extension == "pdf" else None
+        write_atomic(
+            path,
+            lambda tmp, ext=extension, meta=metadata: figure.savefig(
+                tmp, format=ext, dpi=dpi, bbox_inches="tight", metadata=meta
+            ),
+        )
         paths.append(path)
     return paths
 
