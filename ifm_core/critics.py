@@ -32,9 +32,9 @@ class GlobalEncoder(nn.Module):
     def __init__(self, shape: tuple[int, ...], dim: int = CRITIC_DIM) -> None:
         super().__init__()
         # Pooling a map that is already at most POOLED_SIDE on both sides
-        # averages one element per window and returns the map bit for bit, so
-        # it is skipped: on one CPU thread with torch 2.14 each such call cost
-        # about 2 ms forward and backward for a batch of 128 (the 3x3 conv3 tap).
+        # returns it bit for bit, so it is skipped. On one CPU thread with
+        # torch 2.14 each such call cost about 2 ms forward and backward for a
+        # batch of 128 (the 3x3 conv3 tap).
         if len(shape) == 3 and max(shape[1], shape[2]) > POOLED_SIDE:
             side = (min(shape[1], POOLED_SIDE), min(shape[2], POOLED_SIDE))
             self.pool: nn.Module = nn.AdaptiveAvgPool2d(side)

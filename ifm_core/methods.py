@@ -100,7 +100,7 @@ def training_data(config: RunConfig) -> TrainingData:
     """Return the training images a method trains on.
 
     ``oracle`` trains with the cue drawn independently of the label, so only
-    the digit predicts it (the ceiling); ``cue_only`` gets the cue without
+    the digit predicts it (the ceiling). ``cue_only`` gets the cue without
     the digit (the floor). Every other method keeps the configured data.
     """
     if config.method == "oracle":

@@ -19,7 +19,7 @@ def repository_root() -> Path:
 
     An editable install (``pip install -e .``, what the Makefile does) keeps
     the package inside the checkout. For a plain install, the working
-    directory stands in for the checkout.
+    directory takes the place of the checkout.
     """
     candidate = Path(__file__).resolve().parent.parent
     if (candidate / "pyproject.toml").is_file():

@@ -86,7 +86,10 @@ def shortcut_verdict(runs: pd.DataFrame, probes: pd.DataFrame | None = None) -> 
         drop_holds = _above(drop[1], SHORTCUT_DROP)
         holds.append(None if None in (drop_holds, gap_holds) else drop_holds and gap_holds)
         gap_text = _interval(gap["difference"], gap["ci_low"], gap["ci_high"]) if gap is not None else "n/a"
-        drop_text = "above" if drop_holds else "not above" if drop_holds is not None else "not testable against"
+        if drop_holds is None:
+            drop_text = "not testable against"
+        else:
+            drop_text = "above" if drop_holds else "not above"
         lines.append(
             f"{cue_type}: CE accuracy drop from q = p to q = 0.1 {_interval(*drop)}, "
             f"{drop_text} the {SHORTCUT_DROP:g} threshold; oracle minus CE on the shifted test {gap_text}"

@@ -1,6 +1,6 @@
 """Aggregation checked against committed run records whose values were chosen by hand.
 
-tests/data/golden_runs holds ten records on the pixel cue: ce (3 seeds),
+tests/data/golden_runs contains ten records on the pixel cue: ce (3 seeds),
 ifm w=0.3 (3 seeds), ifm w=1 (2 seeds), sd w=0.1 (1 complete seed and 1
 failed run). Expected numbers below are worked out by hand: for n = 3 the
 95% Student-t half-width is t(0.975, 2) * sd / sqrt(3) with t = 4.302653.
