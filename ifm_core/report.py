@@ -58,6 +58,17 @@ def _above(low: float, threshold: float = 0.0) -> bool | None:
     return None if math.isnan(low) else bool(low > threshold)
 
 
+def seed_count(count: int) -> str:
+    """Write a number of seeds with the right plural, e.g. "1 seed", "5 seeds"."""
+    return f"{count} seed" if count == 1 else f"{count} seeds"
+
+
+def _p_value_text(p_value: float) -> str:
+    if math.isnan(p_value):
+        return "no paired t-test from one seed"
+    return f"paired t-test p = {p_value:.3g}"
+
+
 def _interval(mean: float, low: float, high: float) -> str:
     if math.isnan(low):
         return f"{mean:+.3f} (no interval from one seed)"
@@ -99,11 +110,13 @@ def shortcut_verdict(runs: pd.DataFrame, probes: pd.DataFrame | None = None) -> 
     # The probe caveat is reported whatever the grade, and it caps the grade at "partly".
     if probes is not None:
         digit = probes[(probes["variant"] == "ce") & (probes["target"] == "digit") & (probes["tap"] == "fc")]
-        if not digit.empty and digit["accuracy"].mean() > PROBE_UNDERUSED_ACCURACY:
+        by_cue = digit.groupby("cue_type")["accuracy"].mean()
+        if not by_cue.empty and (by_cue > PROBE_UNDERUSED_ACCURACY).any():
             verdict = PARTLY if verdict == SUPPORTED else verdict
+            accuracies = ", ".join(f"{cue_type} {accuracy:.3f}" for cue_type, accuracy in by_cue.items())
             lines.append(
-                f"a linear probe still reads the digit from CE's penultimate features with accuracy "
-                f"{digit['accuracy'].mean():.3f}, so the shape feature is underused, not discarded"
+                f"a linear probe still reads the digit from CE's penultimate features (held-out accuracy "
+                f"{accuracies}), so the shape feature is underused, not discarded"
             )
     return Verdict("1. Cross-entropy learns only the most discriminative feature", verdict, "; ".join(lines))
 
@@ -126,7 +139,7 @@ def feature_verdict(probes: pd.DataFrame, ifm_variant_by_cue: dict[str, str], ta
         cue = mean_ci(_paired_probe_difference(probes, cue_type, variant, tap, "cue"))
         lines.append(
             f"{cue_type}: I({tap}; digit) of {variant} minus CE {_interval(mean, low, high)} bits "
-            f"over {len(digit)} seeds (I({tap}; cue) {_interval(*cue)} bits)"
+            f"over {seed_count(len(digit))} (I({tap}; cue) {_interval(*cue)} bits)"
         )
     return Verdict("2. IFM keeps the correlated (digit shape) feature", _grade(holds), "; ".join(lines))
 
@@ -153,8 +166,8 @@ def shift_verdict(runs: pd.DataFrame, ifm_variant_by_cue: dict[str, str]) -> Ver
         holds.append(_above(row["ci_low"]))
         lines.append(
             f"{cue_type}: shifted accuracy of {variant} minus CE "
-            f"{_interval(row['difference'], row['ci_low'], row['ci_high'])} over {row['n_pairs']} seeds "
-            f"(paired t-test p = {row['p_value']:.3g})"
+            f"{_interval(row['difference'], row['ci_low'], row['ci_high'])} over {seed_count(row['n_pairs'])} "
+            f"({_p_value_text(row['p_value'])})"
         )
     return Verdict("3. IFM classifies better than CE under shift", _grade(holds), "; ".join(lines))
 

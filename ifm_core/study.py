@@ -12,6 +12,7 @@ from .analysis import load_trained_method, mechanism_summary, tsne_embedding
 from .data import SHIFTED_AGREEMENT, test_key
 from .evaluation import extract_taps
 from .progress import progress_bar
+from .report import seed_count
 from .results import SELECTION_RULES, SUMMARY_METRICS, complete, paired_difference, select_weight
 from .training import load_data
 
@@ -46,11 +47,11 @@ def stated_limits(runs: pd.DataFrame, mechanism_seeds: int, selection: pd.DataFr
     """List what the evidence does not cover, with the study's own sizes and choices filled in."""
     done = complete(runs)
     seeds = done.groupby(["cue_type", "variant"])["seed"].nunique()
-    seed_count = f"{seeds.min()}" if seeds.min() == seeds.max() else f"{seeds.min()} to {seeds.max()}"
+    counts = seed_count(seeds.min()) if seeds.min() == seeds.max() else f"{seeds.min()} to {seeds.max()} seeds"
     first = done.iloc[0]
     train_size = "all" if pd.isna(first["train_size"]) else f"{int(first['train_size']):,}"
     limits = [
-        f"Each configuration has {seed_count} seeds. Intervals from so few seeds are wide, and a difference "
+        f"Each configuration has {counts}. Intervals from so few seeds are wide, and a difference "
         "whose interval includes zero is not evidence of no effect.",
         f"Every run trains a small CNN (three conv blocks) for {int(first['epochs'])} epochs on {train_size} "
         "training digits. Longer training, larger networks or other optimizers may change the balance between "
