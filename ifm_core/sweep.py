@@ -9,7 +9,6 @@ two-threaded runs one after the other.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import logging
 import multiprocessing
@@ -18,15 +17,17 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from .config import RunConfig
-from .data import ShiftedMNIST
-from .progress import progress_bar
+from .data import ShiftedMNIST, build_shifted_mnist
+from .mnist import load_mnist
 from .paths import results_dir
+from .progress import progress_bar
 from .records import is_complete, run_dir, runs_dir
-from .training import load_data, train
+from .training import data_settings, train
 
 logger = logging.getLogger(__name__)
 
@@ -189,32 +190,17 @@ def _run_one(config_values: dict, root: str) -> tuple[str, str | None]:
     """Train one run in the current process; return its name and its error, if any."""
     config = RunConfig(**config_values)
     try:
-        train(config, _cached_data(_data_key(config)), results_root=Path(root), progress=False)
+        data = _cached_data(tuple(data_settings(config).items()))
+        train(config, data, results_root=Path(root), progress=False)
     except Exception as error:  # recorded as failed by train(); the sweep goes on
         return config.run_name(), f"{type(error).__name__}: {error}"
     return config.run_name(), None
 
 
-def _data_key(config: RunConfig) -> RunConfig:
-    """Reduce a config to the fields that decide its images, so runs can share built data."""
-    return dataclasses.replace(
-        config,
-        ifm_weight=0.0,
-        sd_weight=0.0,
-        seed=0,
-        estimator="jsd",
-        critic="global",
-        include_input=False,
-        learning_rate=1e-3,
-        epochs=1,
-        batch_size=1,
-        method=config.method if config.method in ("oracle", "cue_only") else "ce",
-    )
-
-
 @functools.lru_cache(maxsize=2)
-def _cached_data(key: RunConfig) -> ShiftedMNIST:
-    return load_data(key)
+def _cached_data(settings: tuple[tuple[str, Any], ...]) -> ShiftedMNIST:
+    """Build the images for ``settings`` once per worker, so runs of the same data share them."""
+    return build_shifted_mnist(load_mnist(), **dict(settings))
 
 
 def study_dir(profile: str) -> Path:

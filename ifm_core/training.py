@@ -67,20 +67,27 @@ def evaluation_agreements(config: RunConfig) -> tuple[float, ...]:
     return tuple(sorted(set(config.test_agreements) | set(extra)))
 
 
+def data_settings(config: RunConfig) -> dict[str, Any]:
+    """Return the keyword arguments of ``build_shifted_mnist`` for a run of ``config``.
+
+    Two configs with equal settings train and test on the same images.
+    """
+    changes = training_data(config)
+    return {
+        "cue_type": config.cue_type,
+        "train_cue_agreement": changes.train_cue_agreement,
+        "test_agreements": evaluation_agreements(config),
+        "data_seed": config.data_seed,
+        "train_size": config.train_size,
+        "val_size": config.val_size,
+        "test_size": config.test_size,
+        "show_digit": changes.show_digit,
+    }
+
+
 def load_data(config: RunConfig) -> ShiftedMNIST:
     """Build the shiftedMNIST splits a run of ``config`` trains and tests on."""
-    changes = training_data(config)
-    return build_shifted_mnist(
-        load_mnist(),
-        cue_type=config.cue_type,
-        train_cue_agreement=changes.train_cue_agreement,
-        test_agreements=evaluation_agreements(config),
-        data_seed=config.data_seed,
-        train_size=config.train_size,
-        val_size=config.val_size,
-        test_size=config.test_size,
-        show_digit=changes.show_digit,
-    )
+    return build_shifted_mnist(load_mnist(), **data_settings(config))
 
 
 def _check_data(config: RunConfig, data: ShiftedMNIST) -> None:
