@@ -1,9 +1,9 @@
 """Variational lower bounds on mutual information, computed from critic scores.
 
 Every estimator takes a score matrix ``scores`` of shape ``(..., N, N)`` with
-``scores[..., i, j] = T(a_i, b_j)``: the diagonal contains the positive pairs
-(both views from the same image) and every off-diagonal entry is a negative
-pair (views from two different images), so no positive is ever counted as a
+``scores[..., i, j] = T(a_i, b_j)``. The diagonal contains the positive pairs,
+both views from the same image. Every off-diagonal entry is a negative pair,
+views from two different images, so no positive is ever counted as a
 negative. Leading dimensions are independent replicates (the spatial
 positions of a local critic) and are averaged. Values are in nats.
 

@@ -4,7 +4,7 @@ A run folder contains ``config.json`` (written first), ``history.json`` (one
 row per epoch, rewritten after each epoch), ``checkpoint.pt``,
 ``metrics.json`` and ``status.json``. Every file is written to a temporary
 name and renamed. ``status.json`` contains ``running``, ``failed`` (with the
-error) or ``complete``; it is written last, so a run counts as complete
+error) or ``complete``. It is written last, so a run counts as complete
 only when every other file is already in place.
 """
 

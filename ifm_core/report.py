@@ -43,12 +43,12 @@ class Verdict:
     evidence: str
 
 
-def _grade(holds: list[bool | None]) -> str:
+def _grade(effects: list[bool | None]) -> str:
     """Grade per-cue results, where None marks a cue type without a confidence interval."""
-    known = [value for value in holds if value is not None]
+    known = [value for value in effects if value is not None]
     if not known:
         return INCONCLUSIVE
-    if len(known) == len(holds) and all(known):
+    if len(known) == len(effects) and all(known):
         return SUPPORTED
     return PARTLY if any(known) else NOT_SUPPORTED
 
@@ -87,25 +87,25 @@ def shortcut_verdict(runs: pd.DataFrame, probes: pd.DataFrame | None = None) -> 
     """
     done = complete(runs)
     ce = done[done["variant"] == "ce"]
-    holds: list[bool | None] = []
+    effects: list[bool | None] = []
     lines = []
     oracle_gap = paired_difference(runs, "oracle", "ce", "shifted_accuracy").set_index("cue_type")
     for cue_type, group in ce.groupby("cue_type"):
         drop = mean_ci(group["in_distribution_accuracy"] - group["shifted_accuracy"])
         gap = oracle_gap.loc[cue_type] if cue_type in oracle_gap.index else None
-        gap_holds = _above(gap["ci_low"]) if gap is not None else False
-        drop_holds = _above(drop[1], SHORTCUT_DROP)
-        holds.append(None if None in (drop_holds, gap_holds) else drop_holds and gap_holds)
+        gap_shown = _above(gap["ci_low"]) if gap is not None else False
+        drop_shown = _above(drop[1], SHORTCUT_DROP)
+        effects.append(None if None in (drop_shown, gap_shown) else drop_shown and gap_shown)
         gap_text = _interval(gap["difference"], gap["ci_low"], gap["ci_high"]) if gap is not None else "n/a"
-        if drop_holds is None:
+        if drop_shown is None:
             drop_text = "not testable against"
         else:
-            drop_text = "above" if drop_holds else "not above"
+            drop_text = "above" if drop_shown else "not above"
         lines.append(
             f"{cue_type}: CE accuracy drop from q = p to q = 0.1 {_interval(*drop)}, "
             f"{drop_text} the {SHORTCUT_DROP:g} threshold; oracle minus CE on the shifted test {gap_text}"
         )
-    verdict = _grade(holds)
+    verdict = _grade(effects)
 
     # The probe caveat is reported whatever the grade, and it caps the grade at "partly".
     if probes is not None:
@@ -123,16 +123,16 @@ def shortcut_verdict(runs: pd.DataFrame, probes: pd.DataFrame | None = None) -> 
 
 def feature_verdict(probes: pd.DataFrame, ifm_variant_by_cue: dict[str, str], tap: str = "fc") -> Verdict:
     """Claim 2: IFM keeps the correlated feature: more digit information at ``tap`` than CE, paired by seed."""
-    holds: list[bool | None] = []
+    effects: list[bool | None] = []
     lines = []
     for cue_type, variant in sorted(ifm_variant_by_cue.items()):
         digit = _paired_probe_difference(probes, cue_type, variant, tap, "digit")
         if digit.empty:
             lines.append(f"{cue_type}: no paired probe results")
-            holds.append(False)
+            effects.append(False)
             continue
         mean, low, high = mean_ci(digit)
-        holds.append(_above(low))
+        effects.append(_above(low))
 
         # The cue information is not part of the verdict, but it shows what
         # IFM changes instead when the digit information stays put.
@@ -141,7 +141,7 @@ def feature_verdict(probes: pd.DataFrame, ifm_variant_by_cue: dict[str, str], ta
             f"{cue_type}: I({tap}; digit) of {variant} minus CE {_interval(mean, low, high)} bits "
             f"over {seed_count(len(digit))} (I({tap}; cue) {_interval(*cue)} bits)"
         )
-    return Verdict("2. IFM keeps the correlated (digit shape) feature", _grade(holds), "; ".join(lines))
+    return Verdict("2. IFM keeps the correlated (digit shape) feature", _grade(effects), "; ".join(lines))
 
 
 def _paired_probe_difference(probes: pd.DataFrame, cue_type: str, variant: str, tap: str, target: str) -> pd.Series:
@@ -154,22 +154,22 @@ def _paired_probe_difference(probes: pd.DataFrame, cue_type: str, variant: str, 
 
 def shift_verdict(runs: pd.DataFrame, ifm_variant_by_cue: dict[str, str]) -> Verdict:
     """Claim 3: IFM, its weight chosen on validation data, beats CE on the shifted test (paired by seed)."""
-    holds: list[bool | None] = []
+    effects: list[bool | None] = []
     lines = []
     for cue_type, variant in sorted(ifm_variant_by_cue.items()):
         differences = paired_difference(runs[runs["cue_type"] == cue_type], variant, "ce", "shifted_accuracy")
         if differences.empty:
             lines.append(f"{cue_type}: no paired runs")
-            holds.append(False)
+            effects.append(False)
             continue
         row = differences.iloc[0]
-        holds.append(_above(row["ci_low"]))
+        effects.append(_above(row["ci_low"]))
         lines.append(
             f"{cue_type}: shifted accuracy of {variant} minus CE "
             f"{_interval(row['difference'], row['ci_low'], row['ci_high'])} over {seed_count(row['n_pairs'])} "
             f"({_p_value_text(row['p_value'])})"
         )
-    return Verdict("3. IFM classifies better than CE under shift", _grade(holds), "; ".join(lines))
+    return Verdict("3. IFM classifies better than CE under shift", _grade(effects), "; ".join(lines))
 
 
 def verdict_table(verdicts: list[Verdict]) -> pd.DataFrame:
